@@ -3,10 +3,10 @@
 // Decide is the pure policy; Scaler is the control loop that observes the
 // queues, calls Decide and acts on the fleet:
 //
-//	        tick or nudge
-//	  idle ───────────────▶ observe ──▶ Decide ──▶ up/down: fleet.Scale
-//	   ▲                                  │
-//	   └──────────── none ◀───────────────┘
+//	      tick or nudge
+//	idle ───────────────▶ observe ──▶ Decide ──▶ up/down: fleet.Scale
+//	 ▲                                  │
+//	 └──────────── none ◀───────────────┘
 package scaler
 
 import (

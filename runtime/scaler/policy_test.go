@@ -11,7 +11,9 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	p := scaler.Policy{Min: 0, Max: 20, TargetPerWorker: 4, ScaleInAfter: time.Minute}
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	ago := func(d time.Duration, n int) scaler.Recommendation { return scaler.Recommendation{At: now.Add(-d), Count: n} }
+	ago := func(d time.Duration, n int) scaler.Recommendation {
+		return scaler.Recommendation{At: now.Add(-d), Count: n}
+	}
 	tests := []struct {
 		name    string
 		policy  scaler.Policy
