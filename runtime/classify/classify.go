@@ -222,32 +222,33 @@ func (c *Classifier) infer(ctx context.Context, tensor []float32) ([]float32, ti
 	return slices.Clone(s.out.GetData()), time.Since(start), nil
 }
 
-// topK returns the k most probable classes under softmax.
+// topK returns the k most probable classes under softmax, by selection:
+// k is tiny next to the number of classes.
 func topK(logits []float32, labels []string, k int) []nimbus.Prediction {
 	maxLogit := slices.Max(logits)
 	var sum float64
-	probs := make([]float64, len(logits))
+	for _, l := range logits {
+		sum += math.Exp(float64(l - maxLogit))
+	}
+	k = min(k, len(logits))
+	best := make([]int, 0, k) // indices, highest logit first
 	for i, l := range logits {
-		probs[i] = math.Exp(float64(l - maxLogit))
-		sum += probs[i]
-	}
-	idx := make([]int, len(logits))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case probs[a] > probs[b]:
-			return -1
-		case probs[a] < probs[b]:
-			return 1
+		if len(best) == k && l <= logits[best[k-1]] {
+			continue
 		}
-		return 0
-	})
-	k = min(k, len(idx))
-	out := make([]nimbus.Prediction, k)
-	for i, j := range idx[:k] {
-		out[i] = nimbus.Prediction{Label: labels[j], Score: float32(probs[j] / sum)}
+		at := len(best)
+		for at > 0 && logits[best[at-1]] < l {
+			at--
+		}
+		if len(best) < k {
+			best = append(best, 0)
+		}
+		copy(best[at+1:], best[at:len(best)-1])
+		best[at] = i
+	}
+	out := make([]nimbus.Prediction, len(best))
+	for i, j := range best {
+		out[i] = nimbus.Prediction{Label: labels[j], Score: float32(math.Exp(float64(logits[j]-maxLogit)) / sum)}
 	}
 	return out
 }

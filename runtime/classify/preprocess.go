@@ -144,8 +144,7 @@ func (p Preprocess) Into(img image.Image, dst []float32) error {
 			i := y*c + x
 			for ch := range 3 {
 				// PIL rounds and clamps to 8 bits after resizing.
-				v := float32(math.Round(float64(acc[ch])))
-				v = min(max(v, 0), 255)
+				v := float32(int32(min(max(acc[ch], 0), 255) + 0.5))
 				dst[ch*plane+i] = v*scale[ch] - shift[ch]
 			}
 		}

@@ -200,7 +200,9 @@ func pngHeader(t testing.TB, w, h int) string {
 	b := buf.Bytes()
 	// Rewrite IHDR's size; the decoder checks the header CRC, so fix it too.
 	ihdr := b[8:]
-	put := func(off, v int) { ihdr[off], ihdr[off+1], ihdr[off+2], ihdr[off+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
+	put := func(off, v int) {
+		ihdr[off], ihdr[off+1], ihdr[off+2], ihdr[off+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	}
 	put(8, w)
 	put(12, h)
 	crc := crc32.ChecksumIEEE(ihdr[4:21])
@@ -228,7 +230,9 @@ func TestBadInputsGetClearErrors(t *testing.T) {
 			return form(t, [3]string{"myfile", "cat.jpg", "I am a text file, honest.\n"})
 		}, 415, false, "unsupported"},
 		{"truncated jpeg", func() (io.Reader, string) { return form(t, [3]string{"myfile", "half.jpg", parrot[:len(parrot)/2]}) }, 422, true, "decod"},
-		{"png claiming 20000x20000", func() (io.Reader, string) { return form(t, [3]string{"myfile", "bomb.png", pngHeader(t, 20000, 20000)}) }, 413, false, "20000x20000"},
+		{"png claiming 20000x20000", func() (io.Reader, string) {
+			return form(t, [3]string{"myfile", "bomb.png", pngHeader(t, 20000, 20000)})
+		}, 413, false, "20000x20000"},
 		{"50 MiB body", func() (io.Reader, string) {
 			return form(t, [3]string{"myfile", "huge.jpg", parrot + strings.Repeat("x", 50<<20)})
 		}, 413, false, "larger than"},
