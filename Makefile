@@ -20,6 +20,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz FuzzUpload -fuzztime 10s ./runtime/web/
+	@if command -v packer >/dev/null; then ami/validate.sh; else echo "packer is not installed: skipping packer validate (apt-get install packer)"; fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./runtime/classify/ ./runtime/local/
