@@ -149,7 +149,10 @@ func (s *Server) fail(c echo.Context, err error, id nimbus.JobID, file string) e
 	if code == nimbus.EBUSY || code == nimbus.EUNAVAILABLE {
 		c.Response().Header().Set("Retry-After", "5")
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		s.Logger.Warn("request not served", "route", c.Path(), "status", status, "job", id, "err", err)
+	case status >= 500:
 		s.Logger.Error("request failed", "route", c.Path(), "status", status, "job", id, "err", err)
 	}
 	return c.JSON(status, apiError{Error: nimbus.ErrorMessage(err), ID: id, File: file})
@@ -262,14 +265,16 @@ func (s *Server) bodyError(err error) error {
 
 // admit refuses new work when this process's backlog is full.
 func (s *Server) admit(n int) error {
-	if pending := s.Dispatcher.Pending(s.Now(), 24*time.Hour); pending+n > s.Config.MaxPending {
+	// A job whose result never came back here (it went to another web
+	// process) stops counting after an hour.
+	if pending := s.Dispatcher.Pending(s.Now(), time.Hour); pending+n > s.Config.MaxPending {
 		return nimbus.Errorf(nimbus.EBUSY, "%d jobs are in progress; try again shortly", pending)
 	}
 	return nil
 }
 
-// accept stores the image and enqueues its claim check. wait, if non-nil,
-// is registered before the message is sent.
+// accept stores the image in the input bucket and returns its claim check;
+// enqueue sends it.
 func (s *Server) accept(ctx context.Context, up upload) (nimbus.Job, error) {
 	now := s.Now()
 	sum := sha256.Sum256(up.data)
