@@ -12,7 +12,7 @@ import (
 
 // Config is everything a stack can set, under the "nimbus:" namespace. Every
 // field has a default (DefaultConfig) except AllowedCidrs, which the operator
-// must choose. README-deploy.md documents each key.
+// must choose. README.md ("Deploy on AWS") documents each key.
 type Config struct {
 	// AmiID is a baked Nimbus AMI. Empty means "bake one": Pulumi runs
 	// ami/build.sh (Packer) and rebuilds when runtime/ or ami/ change.

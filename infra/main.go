@@ -1,7 +1,7 @@
 // Command infra is Nimbus's Pulumi program: `pulumi up` at the repository
 // root stands the service up on AWS, `pulumi destroy` removes it. It reads
 // the stack's configuration, declares the components (Deploy) and exports
-// what clients and operators need. See README-deploy.md.
+// what clients and operators need. See "Deploy on AWS" in README.md.
 package main
 
 import (
