@@ -48,6 +48,35 @@ func BenchmarkClassify(b *testing.B) {
 	}
 }
 
+// BenchmarkInference measures the forward pass alone on prepared tensors,
+// with 1 and 2 sessions kept busy by b.RunParallel.
+func BenchmarkInference(b *testing.B) {
+	photos := loadPhotos(b)
+	for _, sessions := range []int{1, 2} {
+		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
+			c := classifytest.MustOpen(b, sessions)
+			tensors := make([][]float32, len(photos))
+			for i, p := range photos {
+				t, err := c.Prepare(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tensors[i] = t
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					if _, _, err := c.Infer(context.Background(), tensors[i%len(tensors)]); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/image")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}
+
 // BenchmarkPreprocess measures decoding and preprocessing alone.
 func BenchmarkPreprocess(b *testing.B) {
 	photos := loadPhotos(b)

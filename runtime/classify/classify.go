@@ -187,26 +187,38 @@ func (c *Classifier) Labels() []string { return slices.Clone(c.labels) }
 // pointless.
 func (c *Classifier) Classify(ctx context.Context, data []byte) (Classification, error) {
 	start := time.Now()
-	img, err := imaging.Decode(data, c.maxPix)
+	tensor, err := c.Prepare(data)
 	if err != nil {
 		return Classification{}, err
+	}
+	prepared := time.Since(start)
+	top5, inference, err := c.Infer(ctx, tensor)
+	if err != nil {
+		return Classification{}, err
+	}
+	return Classification{Top5: top5, Preprocess: prepared, Inference: inference}, nil
+}
+
+// Prepare decodes and preprocesses an image into the model's input tensor.
+// It needs no session, so callers may prepare while sessions are busy.
+func (c *Classifier) Prepare(data []byte) ([]float32, error) {
+	img, err := imaging.Decode(data, c.maxPix)
+	if err != nil {
+		return nil, err
 	}
 	tensor := make([]float32, c.pre.TensorLen())
 	if err := c.pre.Into(img, tensor); err != nil {
-		return Classification{}, fmt.Errorf("preprocessing: %w", err)
+		return nil, fmt.Errorf("preprocessing: %w", err)
 	}
-	res := Classification{Preprocess: time.Since(start)}
-	logits, inference, err := c.infer(ctx, tensor)
-	if err != nil {
-		return Classification{}, err
-	}
-	res.Inference = inference
-	res.Top5 = topK(logits, c.labels, 5)
-	return res, nil
+	return tensor, nil
 }
 
-// infer runs one preprocessed tensor through a free session.
-func (c *Classifier) infer(ctx context.Context, tensor []float32) ([]float32, time.Duration, error) {
+// Infer runs a prepared tensor through a free session, waiting for one, and
+// returns the top-5 classes and the time the forward pass took.
+func (c *Classifier) Infer(ctx context.Context, tensor []float32) ([]nimbus.Prediction, time.Duration, error) {
+	if len(tensor) != c.pre.TensorLen() {
+		return nil, 0, fmt.Errorf("tensor holds %d floats, want %d", len(tensor), c.pre.TensorLen())
+	}
 	var s *session
 	select {
 	case s = <-c.sessions:
@@ -219,7 +231,8 @@ func (c *Classifier) infer(ctx context.Context, tensor []float32) ([]float32, ti
 	if err := s.s.Run(); err != nil {
 		return nil, 0, fmt.Errorf("running inference: %w", err)
 	}
-	return slices.Clone(s.out.GetData()), time.Since(start), nil
+	elapsed := time.Since(start)
+	return topK(s.out.GetData(), c.labels, 5), elapsed, nil
 }
 
 // topK returns the k most probable classes under softmax, by selection:

@@ -312,7 +312,7 @@ func (w *Worker) putResult(ctx context.Context, r nimbus.Result) error {
 	if err != nil {
 		return fmt.Errorf("encoding result: %w", err)
 	}
-	attrs := store.Attrs{ContentType: "application/json", Metadata: map[string]string{"status": string(r.Status)}}
+	attrs := store.Attrs{ContentType: "application/json"}
 	if err := w.Results.Put(ctx, r.ID.ResultKey(), body, attrs); err != nil {
 		return fmt.Errorf("storing %s result: %w", r.Status, err)
 	}

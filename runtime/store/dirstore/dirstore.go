@@ -1,6 +1,8 @@
 // Package dirstore is a store.Bucket kept in a local directory: each object is
-// a plain file at its key, so a person can open the stored images, and its
-// attributes sit beside it under .attrs/.
+// a plain file at its key, so a person can open the stored images. Attributes
+// the file name cannot tell (metadata, an unusual content type) sit in a
+// sidecar under .attrs/; creating files is the costly part of a write, so
+// objects without such attributes get no sidecar.
 package dirstore
 
 import (
@@ -9,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mime"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,12 +90,22 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte, attrs store.A
 	if err != nil {
 		return err
 	}
-	meta, err := json.Marshal(attrsFile{ContentType: attrs.ContentType, Metadata: attrs.Metadata})
-	if err != nil {
-		return fmt.Errorf("encoding attributes of %s: %w", key, err)
+	af := attrsFile{ContentType: attrs.ContentType, Metadata: attrs.Metadata}
+	if af.ContentType == inferredType(key) {
+		af.ContentType = ""
 	}
-	if err := writeAtomic(attrsPath, meta); err != nil {
-		return fmt.Errorf("writing attributes of %s: %w", key, err)
+	if af.ContentType == "" && len(af.Metadata) == 0 {
+		if err := os.Remove(attrsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clearing attributes of %s: %w", key, err)
+		}
+	} else {
+		meta, err := json.Marshal(af)
+		if err != nil {
+			return fmt.Errorf("encoding attributes of %s: %w", key, err)
+		}
+		if err := writeAtomic(attrsPath, meta); err != nil {
+			return fmt.Errorf("writing attributes of %s: %w", key, err)
+		}
 	}
 	if err := writeAtomic(objPath, body); err != nil {
 		return fmt.Errorf("writing object %s: %w", key, err)
@@ -130,7 +144,7 @@ func (b *Bucket) Head(ctx context.Context, key string) (store.Attrs, error) {
 	if !info.Mode().IsRegular() {
 		return store.Attrs{}, nimbus.Errorf(nimbus.ENOTFOUND, "object %s not found", key)
 	}
-	attrs := store.Attrs{Key: key, Size: info.Size(), Modified: info.ModTime()}
+	attrs := store.Attrs{Key: key, Size: info.Size(), Modified: info.ModTime(), ContentType: inferredType(key)}
 	raw, err := os.ReadFile(attrsPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return store.Attrs{}, fmt.Errorf("reading attributes of %s: %w", key, err)
@@ -140,9 +154,17 @@ func (b *Bucket) Head(ctx context.Context, key string) (store.Attrs, error) {
 		if err := json.Unmarshal(raw, &af); err != nil {
 			return store.Attrs{}, fmt.Errorf("decoding attributes of %s: %w", key, err)
 		}
-		attrs.ContentType, attrs.Metadata = af.ContentType, af.Metadata
+		if af.ContentType != "" {
+			attrs.ContentType = af.ContentType
+		}
+		attrs.Metadata = af.Metadata
 	}
 	return attrs, nil
+}
+
+// inferredType is the content type a key's extension implies, if any.
+func inferredType(key string) string {
+	return mime.TypeByExtension(path.Ext(key))
 }
 
 // List implements store.Bucket.
