@@ -130,25 +130,29 @@ type Timings struct {
 // Result is what a worker writes to the output bucket and sends on the output
 // queue. Encoded it stays under 1 KiB so that it fits a result message.
 type Result struct {
-	ID       JobID        `json:"id"`
-	Name     string       `json:"file"`
-	Status   Status       `json:"status"`
-	Label    string       `json:"label,omitempty"`
-	Score    float32      `json:"score,omitempty"`
-	Top5     []Prediction `json:"top5,omitempty"`
-	Error    string       `json:"error,omitempty"`
-	Timings  Timings      `json:"timings"`
-	Worker   string       `json:"worker,omitempty"`
-	Updated  time.Time    `json:"updated"`
-	Attempts int          `json:"attempts,omitempty"`
+	ID     JobID        `json:"id"`
+	Name   string       `json:"file"`
+	Status Status       `json:"status"`
+	Label  string       `json:"label,omitempty"`
+	Score  float32      `json:"score,omitempty"`
+	Top5   []Prediction `json:"top5,omitempty"`
+	Error  string       `json:"error,omitempty"`
+	// Code classifies a failure with one of the error codes.
+	Code     string    `json:"code,omitempty"`
+	Timings  Timings   `json:"timings"`
+	Worker   string    `json:"worker,omitempty"`
+	Updated  time.Time `json:"updated"`
+	Attempts int       `json:"attempts,omitempty"`
 }
 
 // MaxErrorLength bounds the failure text carried in a result.
 const MaxErrorLength = 300
 
-// Failed builds the terminal result for a job that cannot be classified.
-func Failed(job Job, reason string, now time.Time) Result {
-	return Result{ID: job.ID, Name: job.Name, Status: StatusFailed, Error: truncate(reason, MaxErrorLength), Updated: now}
+// Failed builds the terminal result for a job that cannot be classified;
+// code says why (EUNDECODABLE for a bad image, EINTERNAL when processing
+// itself kept failing).
+func Failed(job Job, code, reason string, now time.Time) Result {
+	return Result{ID: job.ID, Name: job.Name, Status: StatusFailed, Code: code, Error: truncate(reason, MaxErrorLength), Updated: now}
 }
 
 // DecodeJob parses a claim-check message and checks it can be acted upon.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -134,16 +135,37 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		d.setHealthy(true)
+		receipts := make([]string, 0, len(msgs))
 		for _, m := range msgs {
 			if r, err := nimbus.DecodeResult(m.Body); err != nil {
 				d.logger.Error("dropping malformed result message", "message", m.ID, "err", err)
 			} else {
 				d.deliver(r)
 			}
-			if err := d.output.Delete(ctx, m.Receipt); err != nil && ctx.Err() == nil {
-				d.logger.Warn("deleting result message failed", "message", m.ID, "err", err)
-			}
+			receipts = append(receipts, m.Receipt)
+		}
+		// A failed delete only means the result comes again; waiters take the
+		// first copy.
+		if err := d.acknowledge(ctx, receipts); err != nil && ctx.Err() == nil {
+			d.logger.Warn("deleting result messages failed", "err", err)
 		}
 	}
 	return nil
+}
+
+// batchDeleter is a queue that deletes several messages in one request, as
+// SQS can.
+type batchDeleter interface {
+	DeleteBatch(ctx context.Context, receipts []string) error
+}
+
+func (d *Dispatcher) acknowledge(ctx context.Context, receipts []string) error {
+	if bd, ok := d.output.(batchDeleter); ok {
+		return bd.DeleteBatch(ctx, receipts)
+	}
+	var errs []error
+	for _, r := range receipts {
+		errs = append(errs, d.output.Delete(ctx, r))
+	}
+	return errors.Join(errs...)
 }

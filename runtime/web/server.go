@@ -360,7 +360,11 @@ func (s *Server) classify(c echo.Context) error {
 		return s.fail(c, err, job.ID, job.Name)
 	}
 	if res.Status == nimbus.StatusFailed {
-		return s.fail(c, nimbus.Errorf(nimbus.EUNDECODABLE, "%s", res.Error), job.ID, job.Name)
+		code := res.Code
+		if statuses[code] == 0 {
+			code = nimbus.EINTERNAL
+		}
+		return s.fail(c, &nimbus.Error{Code: code, Message: res.Error}, job.ID, job.Name)
 	}
 	if wantsText(c) {
 		return c.String(http.StatusOK, res.Label)

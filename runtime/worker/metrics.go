@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nimbus_inference_seconds", Help: "One forward pass of the model.", Buckets: buckets,
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nimbus_job_failures_total", Help: "Jobs that failed, by reason: bad_image and dead_letter are final, retry is retried.",
+			Name: "nimbus_job_failures_total", Help: "Jobs that failed, by reason: bad_image, missing_image and dead_letter are final, retry is retried.",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.preprocess, m.inference, m.failures)

@@ -255,7 +255,8 @@ func (w *Worker) process(ctx context.Context, job nimbus.Job, attempt int) (nimb
 
 	image, _, err := w.Images.Get(ctx, job.Key)
 	if nimbus.ErrorCode(err) == nimbus.ENOTFOUND {
-		return w.failed(job, "the image is missing from the input bucket", attempt), nil
+		w.Config.Metrics.failure("missing_image")
+		return w.failed(job, nimbus.ENOTFOUND, "the image is missing from the input bucket", attempt), nil
 	} else if err != nil {
 		return nimbus.Result{}, fmt.Errorf("fetching image %s: %w", job.Key, err)
 	}
@@ -265,7 +266,8 @@ func (w *Worker) process(ctx context.Context, job nimbus.Job, attempt int) (nimb
 	case "":
 	case nimbus.EINVALID, nimbus.EUNSUPPORTED, nimbus.EUNDECODABLE, nimbus.ETOOLARGE:
 		// Retrying a bad image gives the same answer: fail it at once.
-		return w.failed(job, nimbus.ErrorMessage(err), attempt), nil
+		w.Config.Metrics.failure("bad_image")
+		return w.failed(job, nimbus.ErrorCode(err), nimbus.ErrorMessage(err), attempt), nil
 	default:
 		return nimbus.Result{}, fmt.Errorf("classifying: %w", err)
 	}
@@ -287,9 +289,8 @@ func (w *Worker) process(ctx context.Context, job nimbus.Job, attempt int) (nimb
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func (w *Worker) failed(job nimbus.Job, reason string, attempt int) nimbus.Result {
-	w.Config.Metrics.failure("bad_image")
-	r := nimbus.Failed(job, reason, w.Config.Now())
+func (w *Worker) failed(job nimbus.Job, code, reason string, attempt int) nimbus.Result {
+	r := nimbus.Failed(job, code, reason, w.Config.Now())
 	r.Worker, r.Attempts = w.Config.Name, attempt
 	r.Timings.TotalMs = ms(r.Updated.Sub(job.Submitted))
 	return r
@@ -373,7 +374,7 @@ func (w *Worker) reap(ctx context.Context, m queue.Message) error {
 		if w.Config.MaxReceives > 0 {
 			reason = fmt.Sprintf("processing failed %d times", w.Config.MaxReceives)
 		}
-		res = w.failed(job, reason+"; the job was dead-lettered", prev.Attempts)
+		res = w.failed(job, nimbus.EINTERNAL, reason+"; the job was dead-lettered", prev.Attempts)
 		w.Config.Metrics.failure("dead_letter")
 		w.Config.Logger.Error("job dead-lettered", "job", job.ID, "attempts", prev.Attempts)
 	}

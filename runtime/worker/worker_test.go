@@ -178,8 +178,8 @@ func TestWorker(t *testing.T) {
 			start(t, r.worker("w1", r.input, k, 5*time.Second))
 			waitEmpty(t, r.input)
 			got := r.announced(t, 300*time.Millisecond)
-			if len(got) != 1 || got[0].Status != nimbus.StatusFailed || got[0].Error == "" {
-				t.Fatalf("results %+v, want one failure", got)
+			if len(got) != 1 || got[0].Status != nimbus.StatusFailed || got[0].Error == "" || got[0].Code != nimbus.EUNDECODABLE {
+				t.Fatalf("results %+v, want one undecodable failure", got)
 			}
 			if k.calls.Load() != 1 || got[0].Attempts != 1 {
 				t.Fatalf("classified %d times over %d attempts, want 1: no retry loop", k.calls.Load(), got[0].Attempts)
@@ -210,8 +210,8 @@ func TestWorker(t *testing.T) {
 			w := r.worker("w1", r.input, k, 200*time.Millisecond)
 			start(t, w)
 			got := r.announced(t, 3*time.Second)
-			if len(got) != 1 || got[0].Status != nimbus.StatusFailed || got[0].ID != id {
-				t.Fatalf("results %+v, want one failure for %s", got, id)
+			if len(got) != 1 || got[0].Status != nimbus.StatusFailed || got[0].ID != id || got[0].Code != nimbus.EINTERNAL {
+				t.Fatalf("results %+v, want one internal failure for %s", got, id)
 			}
 			if k.calls.Load() != 2 {
 				t.Errorf("tried %d times, want 2 (the queue's max receives)", k.calls.Load())

@@ -109,9 +109,13 @@ func assetFrom(what, location, sum string) (classify.Asset, string, error) {
 }
 
 func (m *modelFlags) resolve() (classify.Assets, *classify.Fetcher, error) {
-	assets, err := classify.DefaultAssets()
-	if err != nil && m.onnxruntime == "" {
-		return classify.Assets{}, nil, err
+	assets := classify.Assets{Model: classify.MobileNetV2Int8(), Labels: classify.ImageNetLabels()}
+	if m.onnxruntime == "" {
+		lib, err := classify.OnnxRuntimeLibrary()
+		if err != nil {
+			return classify.Assets{}, nil, err
+		}
+		assets.Library = lib
 	}
 	f := &classify.Fetcher{CacheDir: m.cache, Mirrors: filepath.SplitList(m.assets)}
 	var errs []error
@@ -147,7 +151,6 @@ func (m *modelFlags) open(ctx context.Context, logger *slog.Logger) (*classify.C
 	var cfg classify.Config
 	if m.onnxruntime != "" {
 		// A library the operator chose is trusted as given.
-		assets.Library = classify.Asset{}
 		model, err := f.Fetch(ctx, assets.Model)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ package procfleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -102,8 +103,8 @@ func (f *Fleet) Close() error {
 	f.wg.Wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.errs) > 0 {
-		return fmt.Errorf("workers failed: %v", f.errs)
+	if err := errors.Join(f.errs...); err != nil {
+		return fmt.Errorf("workers failed: %w", err)
 	}
 	return nil
 }
