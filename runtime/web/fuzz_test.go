@@ -2,25 +2,24 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"image"
 	"image/jpeg"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	nimbus "github.com/nimbus-ml/nimbus/runtime"
 	"github.com/nimbus-ml/nimbus/runtime/queue/memqueue"
-	"github.com/nimbus-ml/nimbus/runtime/store/dirstore"
 	"github.com/nimbus-ml/nimbus/runtime/web"
 )
 
 // FuzzUpload throws arbitrary file contents and names at the upload path. It
 // must answer 202 or a 4xx with a JSON error, never a 5xx or a panic, and
-// write nothing but job-id keys inside the bucket directory.
+// store nothing but images under job-id keys.
 func FuzzUpload(f *testing.F) {
 	var jpg bytes.Buffer
 	jpeg.Encode(&jpg, image.NewGray(image.Rect(0, 0, 8, 8)), nil)
@@ -33,21 +32,7 @@ func FuzzUpload(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte, name string) {
 		// A fresh system per input keeps executions independent and fast.
-		root := t.TempDir()
-		images, err := dirstore.Open(filepath.Join(root, "input"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		results, err := dirstore.Open(filepath.Join(root, "output"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &web.Server{
-			Input: memqueue.New(memqueue.Options{}), Images: images, Results: results,
-			Dispatcher: web.NewDispatcher(memqueue.New(memqueue.Options{}), nil),
-			Config:     web.Config{MaxUploadBytes: 1 << 20, MaxPixels: 1 << 20},
-		}
-		handler := srv.Handler()
+		f := newFixture(t, memqueue.New(memqueue.Options{}), web.Config{MaxUploadBytes: 1 << 20, MaxPixels: 1 << 20})
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
 		part, err := mw.CreateFormFile("myfile", name)
@@ -59,7 +44,7 @@ func FuzzUpload(f *testing.F) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/jobs", &body)
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
+		f.handler.ServeHTTP(rec, req)
 		if rec.Code != http.StatusAccepted && (rec.Code < 400 || rec.Code >= 500) {
 			t.Fatalf("status %d for %d bytes named %q: %s", rec.Code, len(data), name, rec.Body)
 		}
@@ -70,10 +55,13 @@ func FuzzUpload(f *testing.F) {
 		if rec.Code != http.StatusAccepted && resp["error"] == "" {
 			t.Fatalf("status %d without an error message: %s", rec.Code, rec.Body)
 		}
-		entries, _ := os.ReadDir(filepath.Join(root, "input", "images"))
-		for _, e := range entries {
-			if len(e.Name()) != 26 || strings.ContainsAny(e.Name(), "./") {
-				t.Fatalf("input bucket holds %q, not a job id", e.Name())
+		stored, err := f.images.List(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range stored {
+			if id := nimbus.JobID(strings.TrimPrefix(o.Key, "images/")); o.Key != id.InputKey() || id.Validate() != nil {
+				t.Fatalf("input bucket holds %q, not a job's image", o.Key)
 			}
 		}
 	})

@@ -12,7 +12,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Admiral-Piett/goaws/app"
-	"github.com/Admiral-Piett/goaws/app/gosqs"
-	"github.com/Admiral-Piett/goaws/app/router"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -33,10 +29,10 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	"github.com/sirupsen/logrus"
 
 	nimbus "github.com/nimbus-ml/nimbus/runtime"
 	"github.com/nimbus-ml/nimbus/runtime/awsclients"
+	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 	"github.com/nimbus-ml/nimbus/runtime/classify/classifytest"
 	"github.com/nimbus-ml/nimbus/runtime/fleet/asgfleet"
 	"github.com/nimbus-ml/nimbus/runtime/fleet/asgfleet/asgfake"
@@ -50,32 +46,11 @@ import (
 var goawsURL string
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithGoaws(m))
-}
-
-func runWithGoaws(m *testing.M) int {
-	logrus.SetOutput(io.Discard) // goaws logs every request through logrus
-	srv := httptest.NewServer(router.New())
-	defer srv.Close()
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		panic(err)
-	}
-	// CreateQueue builds queue URLs from these, so they point back here.
-	app.CurrentEnvironment.Host = u.Hostname()
-	app.CurrentEnvironment.Port = u.Port()
-	app.CurrentEnvironment.AccountID = "000000000000"
-	app.CurrentEnvironment.QueueAttributeDefaults.VisibilityTimeout = 30
-	// PeriodicTasks returns expired messages and dead-letters them.
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		gosqs.PeriodicTasks(100*time.Millisecond, quit)
-	}()
-	defer func() { close(quit); <-done }()
-	goawsURL = srv.URL
-	return m.Run()
+	var stop func()
+	goawsURL, stop = goawstest.Start()
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 const (

@@ -5,26 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/Admiral-Piett/goaws/app"
-	"github.com/Admiral-Piett/goaws/app/gosqs"
-	"github.com/Admiral-Piett/goaws/app/router"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/sirupsen/logrus"
 
 	nimbus "github.com/nimbus-ml/nimbus/runtime"
 	"github.com/nimbus-ml/nimbus/runtime/awsclients"
+	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 	"github.com/nimbus-ml/nimbus/runtime/queue"
 	"github.com/nimbus-ml/nimbus/runtime/queue/queuetest"
 	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue"
@@ -36,34 +30,11 @@ import (
 var goawsURL string
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithGoaws(m))
-}
-
-func runWithGoaws(m *testing.M) int {
-	logrus.SetOutput(io.Discard) // goaws logs every request through logrus
-	srv := httptest.NewServer(router.New())
-	defer srv.Close()
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		panic(err)
-	}
-	// CreateQueue builds queue URLs and ARNs from these; with no region the
-	// URL stays on the loopback address the server listens on.
-	app.CurrentEnvironment.Host = u.Hostname()
-	app.CurrentEnvironment.Port = u.Port()
-	app.CurrentEnvironment.AccountID = "000000000000"
-	app.CurrentEnvironment.QueueAttributeDefaults.VisibilityTimeout = 30
-	// PeriodicTasks returns expired messages to the queue and dead-letters
-	// them; a short tick keeps visibility expiry close to the timeout.
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		gosqs.PeriodicTasks(100*time.Millisecond, quit)
-	}()
-	defer func() { close(quit); <-done }()
-	goawsURL = srv.URL
-	return m.Run()
+	var stop func()
+	goawsURL, stop = goawstest.Start()
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // mustClient builds the SQS client the way production does, switched to the
