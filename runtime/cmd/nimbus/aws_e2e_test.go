@@ -32,10 +32,10 @@ import (
 
 	nimbus "github.com/nimbus-ml/nimbus/runtime"
 	"github.com/nimbus-ml/nimbus/runtime/awsclients"
-	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 	"github.com/nimbus-ml/nimbus/runtime/classify/classifytest"
 	"github.com/nimbus-ml/nimbus/runtime/fleet/asgfleet"
 	"github.com/nimbus-ml/nimbus/runtime/fleet/asgfleet/asgfake"
+	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 	"github.com/nimbus-ml/nimbus/runtime/store"
 	"github.com/nimbus-ml/nimbus/runtime/store/s3store"
 )
@@ -46,11 +46,7 @@ import (
 var goawsURL string
 
 func TestMain(m *testing.M) {
-	var stop func()
-	goawsURL, stop = goawstest.Start()
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(goawstest.RunTests(m, &goawsURL))
 }
 
 const (

@@ -18,10 +18,10 @@ import (
 
 	nimbus "github.com/nimbus-ml/nimbus/runtime"
 	"github.com/nimbus-ml/nimbus/runtime/awsclients"
-	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 	"github.com/nimbus-ml/nimbus/runtime/queue"
 	"github.com/nimbus-ml/nimbus/runtime/queue/queuetest"
 	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue"
+	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue/goawstest"
 )
 
 // goawsURL is the in-process goaws server every test in this binary shares:
@@ -30,11 +30,7 @@ import (
 var goawsURL string
 
 func TestMain(m *testing.M) {
-	var stop func()
-	goawsURL, stop = goawstest.Start()
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(goawstest.RunTests(m, &goawsURL))
 }
 
 // mustClient builds the SQS client the way production does, switched to the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"net/url"
+	"testing"
 	"time"
 
 	"github.com/Admiral-Piett/goaws/app"
@@ -43,4 +44,13 @@ func Start() (endpoint string, stop func()) {
 		<-done
 		srv.Close()
 	}
+}
+
+// RunTests is TestMain's body: it starts goaws, stores its URL in *endpoint,
+// runs the tests and stops goaws, returning the exit code.
+func RunTests(m *testing.M, endpoint *string) int {
+	var stop func()
+	*endpoint, stop = Start()
+	defer stop()
+	return m.Run()
 }
