@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-ml/nimbus/runtime/fleet/procfleet"
+	"github.com/nimbus-ml/nimbus/runtime/queue"
 	"github.com/nimbus-ml/nimbus/runtime/queue/memqueue"
 	"github.com/nimbus-ml/nimbus/runtime/scaler"
 	"github.com/nimbus-ml/nimbus/runtime/store/dirstore"
@@ -94,7 +95,10 @@ func Start(cfg Config) (*System, error) {
 		}
 	})
 	sc := scaler.New(input, deadLetter, workers, cfg.Policy)
-	sc.Interval, sc.Logger, sc.Registry = cfg.ScaleInterval, cfg.Logger, reg
+	sc.Interval, sc.Logger = cfg.ScaleInterval, cfg.Logger
+	reg.MustRegister(&scaler.Collector{
+		Queues: map[string]queue.Queue{"input": input, "dead_letter": deadLetter}, Fleet: workers,
+	})
 
 	dispatcher := web.NewDispatcher(output, cfg.Logger)
 	srv := &web.Server{

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/nimbus-ml/nimbus/runtime/fleet"
 	"github.com/nimbus-ml/nimbus/runtime/queue"
 )
@@ -24,8 +22,6 @@ type Scaler struct {
 	Interval time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
-	// Registry, if set, gets gauges of queue depth and fleet size.
-	Registry prometheus.Registerer
 
 	nudges chan int
 }
@@ -42,26 +38,6 @@ func (s *Scaler) Nudge(n int) {
 	case s.nudges <- n:
 	default: // the loop is already far behind; it will see the queue
 	}
-}
-
-type gauges struct {
-	queue   *prometheus.GaugeVec
-	workers *prometheus.GaugeVec
-}
-
-func newGauges(reg prometheus.Registerer) *gauges {
-	g := &gauges{
-		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "nimbus_queue_messages", Help: "Approximate messages by queue and state (visible, in_flight).",
-		}, []string{"queue", "state"}),
-		workers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "nimbus_workers", Help: "Workers by state (desired, running, pending).",
-		}, []string{"state"}),
-	}
-	if reg != nil {
-		reg.MustRegister(g.queue, g.workers)
-	}
-	return g
 }
 
 // Run observes and scales every Interval, and at once after a nudge, until
@@ -82,13 +58,12 @@ func (s *Scaler) Run(ctx context.Context) error {
 	if s.nudges == nil {
 		s.nudges = make(chan int, 1024)
 	}
-	g := newGauges(s.Registry)
 	ticker := time.NewTicker(s.Interval)
 	defer ticker.Stop()
 	var history []Recommendation
 	accepted := 0
 	for {
-		obs, status, err := s.observe(ctx, g)
+		obs, status, err := s.observe(ctx)
 		if err != nil {
 			s.Logger.Warn("observing the fleet failed", "err", err)
 		} else {
@@ -122,28 +97,22 @@ func (s *Scaler) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Scaler) observe(ctx context.Context, g *gauges) (Observation, fleet.Status, error) {
+func (s *Scaler) observe(ctx context.Context) (Observation, fleet.Status, error) {
 	depth, err := s.Input.Depth(ctx)
 	if err != nil {
 		return Observation{}, fleet.Status{}, fmt.Errorf("reading input queue depth: %w", err)
 	}
-	g.queue.WithLabelValues("input", "visible").Set(float64(depth.Visible))
-	g.queue.WithLabelValues("input", "in_flight").Set(float64(depth.InFlight))
 	obs := Observation{Visible: depth.Visible, InFlight: depth.InFlight}
 	if s.DeadLetter != nil {
 		dl, err := s.DeadLetter.Depth(ctx)
 		if err != nil {
 			return Observation{}, fleet.Status{}, fmt.Errorf("reading dead-letter queue depth: %w", err)
 		}
-		g.queue.WithLabelValues("dead_letter", "visible").Set(float64(dl.Visible))
 		obs.DeadLetters = dl.Visible
 	}
 	status, err := s.Fleet.Status(ctx)
 	if err != nil {
 		return Observation{}, fleet.Status{}, fmt.Errorf("reading fleet status: %w", err)
 	}
-	g.workers.WithLabelValues("desired").Set(float64(status.Desired))
-	g.workers.WithLabelValues("running").Set(float64(status.Running))
-	g.workers.WithLabelValues("pending").Set(float64(status.Pending))
 	return obs, status, nil
 }

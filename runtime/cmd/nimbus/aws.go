@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nimbus-ml/nimbus/runtime/awsclients"
+	"github.com/nimbus-ml/nimbus/runtime/fleet"
 	"github.com/nimbus-ml/nimbus/runtime/fleet/asgfleet"
 	"github.com/nimbus-ml/nimbus/runtime/queue"
 	"github.com/nimbus-ml/nimbus/runtime/queue/sqsqueue"
@@ -98,6 +99,14 @@ func (b *backendFlags) queue(cl *awsclients.Clients, url string) (queue.Queue, e
 	return sqsqueue.Open(cl.SQS, url, nil)
 }
 
+// fleet opens the worker group, or returns nil when no group is named.
+func (b *backendFlags) fleet(cl *awsclients.Clients) (fleet.Fleet, error) {
+	if b.group == "" {
+		return nil, nil
+	}
+	return asgfleet.Open(cl.AutoScaling, b.group)
+}
+
 func (b *backendFlags) bucket(cl *awsclients.Clients, name string) (store.Bucket, error) {
 	return s3store.Open(cl.S3, name, &s3store.Options{ServerSideEncryption: s3types.ServerSideEncryption(b.sse)})
 }
@@ -143,7 +152,7 @@ func newRegistry() *prometheus.Registry {
 
 func metricsHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return mux
 }
@@ -180,15 +189,23 @@ func runWeb(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &web.Server{Config: cfg, Registry: newRegistry(), Logger: logger}
-	var output queue.Queue
+	var output, deadLetter queue.Queue
+	var workers fleet.Fleet
 	if err := openAll(
 		func() (err error) { srv.Input, err = be.queue(cl, be.inputQueue); return },
 		func() (err error) { output, err = be.queue(cl, be.outputQueue); return },
+		func() (err error) { deadLetter, err = be.queue(cl, be.deadLetterQueue); return },
 		func() (err error) { srv.Images, err = be.bucket(cl, be.inputBucket); return },
 		func() (err error) { srv.Results, err = be.bucket(cl, be.outputBucket); return },
+		func() (err error) { workers, err = be.fleet(cl); return },
 	); err != nil {
 		return err
 	}
+	// /metrics shows the backlog and the fleet even though the scaler runs in
+	// its own process.
+	srv.Registry.MustRegister(&scaler.Collector{
+		Queues: map[string]queue.Queue{"input": srv.Input, "dead_letter": deadLetter}, Fleet: workers,
+	})
 	srv.Dispatcher = web.NewDispatcher(output, logger)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Dispatcher.Run(gctx) })
@@ -321,17 +338,20 @@ func runScaler(ctx context.Context, args []string) error {
 		return err
 	}
 	var input, deadLetter queue.Queue
-	var group *asgfleet.Fleet
+	var group fleet.Fleet
 	if err := openAll(
 		func() (err error) { input, err = be.queue(cl, be.inputQueue); return },
 		func() (err error) { deadLetter, err = be.queue(cl, be.deadLetterQueue); return },
-		func() (err error) { group, err = asgfleet.Open(cl.AutoScaling, be.group); return },
+		func() (err error) { group, err = be.fleet(cl); return },
 	); err != nil {
 		return err
 	}
 	reg := newRegistry()
+	reg.MustRegister(&scaler.Collector{
+		Queues: map[string]queue.Queue{"input": input, "dead_letter": deadLetter}, Fleet: group,
+	})
 	sc := scaler.New(input, deadLetter, group, policy)
-	sc.Interval, sc.Logger, sc.Registry = interval, logger, reg
+	sc.Interval, sc.Logger = interval, logger
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sc.Run(gctx) })
 	if err := serve(gctx, g, metricsAddr, metricsHandler(reg), 5*time.Second, logger); err != nil {
