@@ -17,6 +17,7 @@ build:
 	CGO_ENABLED=1 $(GO) build -o bin/nimbus ./runtime/cmd/nimbus
 
 test:
+	bash scripts/install-test-tools.sh
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz FuzzUpload -fuzztime 10s ./runtime/web/
