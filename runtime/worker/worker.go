@@ -130,15 +130,16 @@ func (w *Worker) receiveLoop(ctx, jobCtx context.Context, jobs *sync.WaitGroup) 
 		case <-ctx.Done():
 			return
 		}
+		// Take every other free slot too: one receive fetches the batch.
 		free := 1
+	fill:
 		for free < min(10, w.Config.Concurrency) {
 			select {
 			case slots <- struct{}{}:
 				free++
-				continue
 			default:
+				break fill
 			}
-			break
 		}
 		msgs, err := w.Input.Receive(ctx, free, w.Config.ReceiveWait)
 		for range free - len(msgs) {

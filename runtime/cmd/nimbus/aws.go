@@ -228,7 +228,7 @@ func runWorker(ctx context.Context, args []string) error {
 	be.register(fs)
 	model.register(fs)
 	fs.StringVar(&cfg.Name, "name", hostname(), "worker name in results and logs")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "jobs in hand at once (default: --sessions)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "jobs in hand at once (default: twice --sessions, so fetching and decoding overlap inference)")
 	fs.DurationVar(&cfg.Lease, "lease", 60*time.Second, "message visibility per extension while a job runs")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 90*time.Second, "on SIGTERM or scale-in, how long jobs in hand may finish before release")
 	fs.IntVar(&cfg.MaxReceives, "max-receives", 3, "the input queue's maxReceiveCount, quoted in dead-letter failures")
@@ -244,7 +244,7 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.Concurrency == 0 {
-		cfg.Concurrency = model.sessions
+		cfg.Concurrency = 2 * model.sessions
 	}
 	cl, err := be.clients(ctx)
 	if err != nil {
