@@ -110,6 +110,11 @@ func Open(cfg Config) (*Classifier, error) {
 	if len(inputs) != 1 || len(outputs) != 1 {
 		return nil, fmt.Errorf("model %s has %d inputs and %d outputs, want 1 and 1", cfg.Model, len(inputs), len(outputs))
 	}
+	if dims := inputs[0].Dimensions; len(dims) != 4 || dims[1] != 3 ||
+		dims[2] > 0 && dims[2] != int64(cfg.Preprocess.Crop) || dims[3] > 0 && dims[3] != int64(cfg.Preprocess.Crop) {
+		return nil, fmt.Errorf("model %s takes input %v, want [N,3,%d,%d] (set the crop to the model's input size)",
+			cfg.Model, dims, cfg.Preprocess.Crop, cfg.Preprocess.Crop)
+	}
 	if dims := outputs[0].Dimensions; len(dims) != 2 || dims[1] != int64(len(labels)) {
 		return nil, fmt.Errorf("model %s outputs %v, want [N,%d] to match the labels", cfg.Model, dims, len(labels))
 	}

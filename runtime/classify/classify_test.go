@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	nimbus "github.com/nimbus-ml/nimbus/runtime"
@@ -154,4 +155,33 @@ func fill[T interface {
 		}
 	}
 	return img
+}
+
+func TestOpenRejectsAMismatchedConfiguration(t *testing.T) {
+	base := classifytest.Config(t)
+	shortLabels := filepath.Join(t.TempDir(), "labels.json")
+	os.WriteFile(shortLabels, []byte(`["cat","dog"]`), 0o644)
+	tests := []struct {
+		name   string
+		change func(*classify.Config)
+		want   string
+	}{
+		{"crop differs from the model's input", func(c *classify.Config) { c.Preprocess.Crop, c.Preprocess.ResizeShorter = 200, 230 }, "crop"},
+		{"labels differ from the model's classes", func(c *classify.Config) { c.Labels = shortLabels }, "labels"},
+		{"no such model", func(c *classify.Config) { c.Model = filepath.Join(t.TempDir(), "none.onnx") }, "none.onnx"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.change(&cfg)
+			c, err := classify.Open(cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
 }

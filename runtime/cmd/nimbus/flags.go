@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/nimbus-ml/nimbus/runtime/classify"
@@ -79,6 +80,7 @@ type modelFlags struct {
 	onnxruntime  string
 	sessions     int
 	maxPixels    int
+	preprocess   classify.Preprocess
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
@@ -91,6 +93,13 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.onnxruntime, "onnxruntime", "", "path of an ONNX Runtime (1.24 or newer) shared library to use instead of the pinned one")
 	fs.IntVar(&m.sessions, "sessions", runtime.NumCPU(), "parallel single-threaded inference sessions")
 	fs.IntVar(&m.maxPixels, "max-pixels", 40_000_000, "largest image, in pixels, a worker decodes")
+	// The model's preprocessing is configuration too, for models trained with
+	// other sizes or statistics.
+	m.preprocess = classify.ImageNetPreprocess()
+	fs.IntVar(&m.preprocess.ResizeShorter, "resize", m.preprocess.ResizeShorter, "preprocessing: resize the shorter side to this many pixels")
+	fs.IntVar(&m.preprocess.Crop, "crop", m.preprocess.Crop, "preprocessing: centre crop to this square, the model's input size")
+	fs.Var(triple{&m.preprocess.Mean}, "mean", "preprocessing: per-channel RGB mean of [0,1] pixels, as r,g,b")
+	fs.Var(triple{&m.preprocess.Std}, "std", "preprocessing: per-channel RGB standard deviation, as r,g,b")
 }
 
 // assetFrom turns a URL-or-path plus sha256 into an Asset and the mirror
@@ -138,6 +147,9 @@ func (m *modelFlags) resolve() (classify.Assets, *classify.Fetcher, error) {
 	if m.sessions < 1 {
 		errs = append(errs, fmt.Errorf("--sessions %d must be at least 1", m.sessions))
 	}
+	if err := m.preprocess.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--resize, --crop, --std: %w", err))
+	}
 	return assets, f, errors.Join(errs...)
 }
 
@@ -163,7 +175,7 @@ func (m *modelFlags) open(ctx context.Context, logger *slog.Logger) (*classify.C
 	} else if cfg, err = f.FetchAll(ctx, assets); err != nil {
 		return nil, err
 	}
-	cfg.Preprocess = classify.ImageNetPreprocess()
+	cfg.Preprocess = m.preprocess
 	cfg.Sessions = m.sessions
 	cfg.MaxPixels = m.maxPixels
 	c, err := classify.Open(cfg)
@@ -172,4 +184,31 @@ func (m *modelFlags) open(ctx context.Context, logger *slog.Logger) (*classify.C
 	}
 	logger.Info("classifier ready", "model", cfg.Model, "sessions", cfg.Sessions)
 	return c, nil
+}
+
+// triple is a flag holding three comma-separated numbers.
+type triple struct{ v *[3]float32 }
+
+func (t triple) String() string {
+	if t.v == nil {
+		return ""
+	}
+	return fmt.Sprintf("%g,%g,%g", t.v[0], t.v[1], t.v[2])
+}
+
+func (t triple) Set(s string) error {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return fmt.Errorf("want three comma-separated numbers, r,g,b")
+	}
+	var out [3]float32
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", p)
+		}
+		out[i] = float32(f)
+	}
+	*t.v = out
+	return nil
 }
