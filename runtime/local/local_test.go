@@ -386,6 +386,9 @@ func TestScalerFollowsTheBurst(t *testing.T) {
 			peak = max(peak, desired())
 		}
 	}
+	// The window holds the fleet for 2s after the burst, so a fast burst is
+	// still seen here.
+	peak = max(peak, desired())
 	if peak < 2 {
 		t.Fatalf("desired workers peaked at %d during a burst of 40 jobs, want at least 2", peak)
 	}

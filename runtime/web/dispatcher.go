@@ -37,13 +37,11 @@ func NewDispatcher(output queue.Queue, logger *slog.Logger) *Dispatcher {
 	}
 }
 
-// Accepted records jobs as pending until their result is seen.
-func (d *Dispatcher) Accepted(now time.Time, ids ...nimbus.JobID) {
+// Accepted records a job as pending until its result is seen.
+func (d *Dispatcher) Accepted(id nimbus.JobID, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, id := range ids {
-		d.pending[id] = now
-	}
+	d.pending[id] = now
 }
 
 // Pending counts jobs accepted by this process whose result has not been

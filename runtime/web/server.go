@@ -88,7 +88,8 @@ type Server struct {
 	requests *prometheus.HistogramVec
 }
 
-// Handler builds the echo router.
+// Handler builds the echo router and registers the server's metrics; call it
+// once per Server.
 func (s *Server) Handler() http.Handler {
 	s.Config.setDefaults()
 	if s.Logger == nil {
@@ -305,7 +306,7 @@ func (s *Server) enqueue(ctx context.Context, job nimbus.Job) error {
 		}
 		return unavailable("enqueueing the job", err)
 	}
-	s.Dispatcher.Accepted(job.Submitted, job.ID)
+	s.Dispatcher.Accepted(job.ID, job.Submitted)
 	if s.OnAccept != nil {
 		s.OnAccept(1)
 	}
@@ -385,6 +386,7 @@ func (s *Server) await(ctx context.Context, id nimbus.JobID, results <-chan nimb
 			return r, nil
 		case <-poll.C:
 			if r, err := s.stored(ctx, id); err == nil && r.Status.Terminal() {
+				s.Dispatcher.deliver(r) // its message went elsewhere: settle it here
 				return r, nil
 			}
 		case <-timeout.C:

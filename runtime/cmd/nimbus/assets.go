@@ -43,6 +43,9 @@ func runAssets(ctx context.Context, args []string) error {
 		return fmt.Errorf("creating %s: %w", out, err)
 	}
 	for _, a := range []classify.Asset{assets.Library, assets.Model, assets.Labels} {
+		if a.Name == "" {
+			continue // --onnxruntime names a library the operator provides
+		}
 		path, err := f.Fetch(ctx, a)
 		if err != nil {
 			return err

@@ -113,7 +113,12 @@ func TestAWSEndToEnd(t *testing.T) {
 	sys.waitDesired(t, "settle to 0 before the burst", 20*time.Second, func(n int) bool { return n == 0 })
 
 	t.Run("scaler follows a burst", func(t *testing.T) {
+		// As on AWS at zero workers: the burst waits in the queue until the
+		// scaler asks for workers, and one starts.
+		sys.worker.stop(t)
 		ids := sys.submitBurst(t, photos, 5)
+		sys.waitDesired(t, "rise for a waiting burst", 20*time.Second, func(n int) bool { return n > 0 })
+		sys.startWorker(t, "e2e-burst-worker")
 		peak, pending := 0, map[nimbus.JobID]bool{}
 		for _, id := range ids {
 			pending[id] = true
@@ -146,11 +151,14 @@ func TestAWSEndToEnd(t *testing.T) {
 
 // awsSystem is the three tiers running against the loopback servers.
 type awsSystem struct {
-	webURL  string
-	fleet   *asgfake.Fake
-	images  store.Bucket
-	results store.Bucket
-	client  *http.Client
+	webURL string
+	worker *process
+	// startWorker launches another worker process, as the group would.
+	startWorker func(t *testing.T, name string) *process
+	fleet       *asgfake.Fake
+	images      store.Bucket
+	results     store.Bucket
+	client      *http.Client
 }
 
 // mustStartAWS starts the AWS stand-ins, creates the queues, buckets and
@@ -204,13 +212,18 @@ func mustStartAWS(t *testing.T) *awsSystem {
 		"--metrics-addr", "127.0.0.1:0", "--scale-interval", "500ms", "--scale-in-after", "3s",
 		"--target-per-worker", "2", "--min-workers", "0", "--max-workers", "20"}, common...)...)
 	web := startProcess(t, bin, env, "web", append([]string{"web", "--addr", "127.0.0.1:0", "--wait-timeout", "60s"}, common...)...)
-	worker := startProcess(t, bin, env, "worker", append([]string{"worker", "--name", "e2e-worker",
-		"--metrics-addr", "127.0.0.1:0", "--sessions", "2", "--max-receives", strconv.Itoa(e2eMaxRecvs)}, common...)...)
+	sys.startWorker = func(t *testing.T, name string) *process {
+		t.Helper()
+		w := startProcess(t, bin, env, name, append([]string{"worker", "--name", name,
+			"--metrics-addr", "127.0.0.1:0", "--sessions", "2", "--max-receives", strconv.Itoa(e2eMaxRecvs)}, common...)...)
+		w.waitLog(t, "worker running", 60*time.Second)
+		return w
+	}
 
 	scaler.waitLog(t, "scaler running", 30*time.Second)
 	sys.webURL = "http://" + web.waitLog(t, "listening", 30*time.Second)["addr"].(string)
 	sys.waitReady(t, web, 30*time.Second)
-	worker.waitLog(t, "worker running", 60*time.Second)
+	sys.worker = sys.startWorker(t, "e2e-worker")
 	return sys
 }
 
@@ -298,11 +311,30 @@ func childEnv(extra ...string) []string {
 
 // process is a nimbus subprocess whose combined output is kept for logs.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited; err is set
-	err  error
+	name    string
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	done    chan struct{} // closed when the process has exited; err is set
+	err     error
+	stopped bool // by stop, before the test ended
+}
+
+// stop ends the process with SIGTERM, as a scale-in would, and expects it to
+// drain and exit cleanly.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signalling nimbus %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("nimbus %s still running 20s after SIGTERM", p.name)
+	}
+	if p.err != nil {
+		t.Fatalf("nimbus %s after SIGTERM: %v", p.name, p.err)
+	}
+	p.stopped = true
 }
 
 // lockedBuffer is a bytes.Buffer safe for the writer and readers at once.
@@ -338,7 +370,9 @@ func startProcess(t *testing.T, bin string, env []string, name string, args ...s
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
-			t.Errorf("nimbus %s exited before the test ended: %v", name, p.err)
+			if !p.stopped {
+				t.Errorf("nimbus %s exited before the test ended: %v", name, p.err)
+			}
 		default:
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Errorf("signalling nimbus %s: %v", name, err)
